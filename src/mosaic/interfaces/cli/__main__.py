@@ -1,0 +1,3 @@
+from mosaic.interfaces.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Bitbucket Cloud provider (REST API 2.0)."""

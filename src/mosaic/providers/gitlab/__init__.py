@@ -1,0 +1,1 @@
+"""GitLab provider (gitlab.com and self-managed, REST API v4)."""

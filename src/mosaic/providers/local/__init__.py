@@ -1,0 +1,1 @@
+"""Embedded ``local`` providers: real, stateful services on disk that need no account."""

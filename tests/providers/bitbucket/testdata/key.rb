@@ -1,0 +1,3 @@
+class Key < ApplicationRecord
+  belongs_to :user
+end
