@@ -148,3 +148,64 @@ async def test_gateway_waits_for_a_slot_within_the_deadline() -> None:
                 await g.execute("git.get_repository", {"repo": "acme/api"}, RequestContext.with_timeout(0.02))
     finally:
         await g.stop()
+
+
+class _CountingStorage:
+    """Counts the round trips a limiter makes to the shared window (the window itself is real)."""
+
+    def __init__(self, lim: ProviderRateLimiter) -> None:
+        assert lim._storage is not None
+        self.trips = 0
+        real = lim._storage.acquire_entry
+
+        async def counted(key: str, limit: int, expiry: float, amount: int = 1) -> bool:
+            self.trips += 1
+            return await real(key, limit, expiry, amount)
+
+        lim._storage.acquire_entry = counted  # type: ignore[method-assign]
+
+
+def test_leases_only_for_high_limits() -> None:
+    assert limit(5000, 3_600_000).lease_s == 0.0  # GitHub's 5,000/h: every call asks Redis
+    assert limit(100, 1000).lease_s == pytest.approx(0.05)  # at most windowMs/20
+    assert limit(10_000, 60_000).lease_s == pytest.approx(0.1)
+    assert limit(10_000, 60_000, leaseMs=0).lease_s == 0.0
+
+
+async def test_leases_take_slots_in_batches_and_keep_the_global_limit(redis_prefix: str) -> None:
+    states = [RedisState(REDIS_URL, prefix=redis_prefix) for _ in range(2)]
+    for s in states:
+        await s.start()
+    try:
+        # Below the limit: 700 calls need far fewer than 700 round trips.
+        roomy = [ProviderRateLimiter("roomy", limit(5000, 1000), s) for s in states]
+        counters = [_CountingStorage(lim) for lim in roomy]
+        assert len(await take_all(roomy, 700, deadline=5.0)) == 700
+        trips = sum(c.trips for c in counters)
+        assert trips < 700 / 3, f"{trips} round trips for 700 calls: leases are not batching"
+        assert max(lim._lease_size for lim in roomy) > 1
+        # At the limit: 200 per 500 ms over two replicas, leases of up to 10 slots held 25 ms.
+        tight = [ProviderRateLimiter("tight", limit(200, 500), s) for s in states]
+        times = await take_all(tight, 700, deadline=5.0)
+        assert len(times) == 700
+        assert max_in_window(times, 0.45) <= 200  # never more than the limit in any window
+        assert times[-1] - times[0] >= 1.5 * 0.9  # 700 calls at 200 per 500 ms
+    finally:
+        for s in states:
+            await s.stop()
+
+
+async def test_an_idle_lease_expires_and_shrinks(redis_prefix: str) -> None:
+    state = RedisState(REDIS_URL, prefix=redis_prefix)
+    await state.start()
+    try:
+        lim = ProviderRateLimiter("gitea", limit(1000, 1000, leaseMs=30), state)
+        await take_all([lim], 200, deadline=2.0)
+        grown = lim._lease_size
+        assert grown > 1
+        for _ in range(6):  # one call per lease period: every lease expires nearly unspent
+            await asyncio.sleep(0.04)
+            await take_all([lim], 1, deadline=1.0)
+        assert lim._lease_size < grown
+    finally:
+        await state.stop()

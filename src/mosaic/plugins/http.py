@@ -54,6 +54,7 @@ from mosaic.plugins.http_auth import (
     parse_expires_at,
 )
 from mosaic.plugins.http_errors import error_for_response, error_for_transport
+from mosaic.plugins.http_transport import PooledTransport
 from mosaic.plugins.http_pagination import Pagination, decode_cursor, encode_cursor
 from mosaic.plugins.http_ratelimit import RateLimitState, parse_rate_limit
 
@@ -103,6 +104,8 @@ class HttpConfig(BaseModel):
     auth: AuthConfig | None = Field(default=None, description="Credentials; none = anonymous.")
     ssl: SslConfig = Field(default_factory=SslConfig)
     timeout_ms: int = Field(default=30_000, alias="timeoutMs", gt=0, le=600_000)
+    max_connections: int = Field(default=1024, alias="maxConnections", ge=1, le=65_536,
+                                 description="Pooled connections to the provider (kept alive 30 s).")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra headers on every request.")
 
     @field_validator("base_url")
@@ -216,8 +219,7 @@ class HttpProviderPlugin(ProviderPlugin):
             self._app_tokens = await self._app_token_source(cfg.auth)
         self._client = httpx.AsyncClient(
             base_url=cfg.base_url + "/",
-            transport=self._transport,
-            verify=verify,
+            transport=self._transport or PooledTransport(verify=verify, max_connections=cfg.max_connections),
             timeout=cfg.timeout_ms / 1000,
             headers={"User-Agent": f"mosaic/{self.version} ({self.provider})", **self.default_headers,
                      **cfg.headers},

@@ -25,6 +25,7 @@ from mosaic.errors import (
     Unauthorized,
 )
 from mosaic.plugins.http_ratelimit import RateLimitState
+from mosaic.plugins.http_transport import never_sent
 
 MAX_MESSAGE = 500
 
@@ -119,12 +120,13 @@ def error_for_transport(exc: httpx.TransportError, *, plugin_id: str, method: st
     details: dict[str, Any] = {"provider": plugin_id, "method": method, "path": path}
     where = f"{plugin_id}: {method} {path}"
     reason = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectError) and _is_tls_verification(exc):
+    not_sent = never_sent(exc)
+    if not_sent and _is_tls_verification(exc):
         return ProviderUnavailable(
             f"{where}: TLS certificate verification failed ({reason}); if the server uses a private "
             "CA or a self-signed certificate, point ssl.cert at its CA bundle",
             details={**details, "reason": "tls_verification"}, sent=False)
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+    if not_sent:
         # Nothing was sent: the connection was never established (or never handed to us).
         return ProviderUnavailable(f"{where}: could not connect: {reason}", details=details, sent=False)
     if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):

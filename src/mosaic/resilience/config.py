@@ -50,6 +50,19 @@ class RateLimitConfig(BaseModel):
                     "replicas, maxRequests/N keeps the sum under the provider's limit.")
     adaptive: bool = Field(
         default=True, description="Also obey the provider's remaining/reset and Retry-After headers.")
+    lease_ms: int | None = Field(
+        default=None, alias="leaseMs", ge=0, le=1000,
+        description="How long a replica may hold slots taken from the shared window in a batch (one "
+                    "Redis round trip for many calls). Default: 100 ms (at most windowMs/20) when "
+                    "the limit allows 20 calls/s or more, else 0 (one round trip per call).")
+
+    @property
+    def lease_s(self) -> float:
+        if self.lease_ms is not None:
+            return min(self.lease_ms, self.window_ms / 20) / 1000
+        if self.max_requests * 1000 / self.window_ms < 20:
+            return 0.0
+        return min(100.0, self.window_ms / 20) / 1000
 
 
 class RetryConfig(BaseModel):

@@ -12,6 +12,14 @@ back, not just the one that was told.
 
 A call over the limit waits for a slot up to its deadline (or ``maxWaitMs`` without one), else
 fails with :class:`LocalRateLimited` carrying ``retry_after``.
+
+Leases: at high limits (>= 20 calls/s) a replica takes slots from the shared window in batches —
+one Redis round trip for many calls — and spends them within ``leaseMs`` (default 100 ms); what
+it has not spent by then is dropped, never carried over. The batch grows while leases are used
+up and shrinks when they expire half-spent, so an idle replica holds one slot at a time. The
+limit stays exact: a slot taken at ``t`` is spent by ``t + lease``, so every acquisition checks
+the window of ``windowMs + lease`` before it (a little stricter than asked, never looser), and
+any ``windowMs`` of actual calls falls inside the horizon of the last lease that fed it.
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ from mosaic.state.redis import RedisState, RedisUnavailable
 
 # A wait shorter than this before the deadline is pointless: fail instead.
 MIN_CALL_S = 0.005
+# The largest batch of slots one lease takes (also at most 1/20 of the limit).
+MAX_LEASE = 64
 
 
 class PerMillisecond(RateLimitItem):
@@ -129,6 +139,12 @@ class ProviderRateLimiter:
         self._local = MovingWindowRateLimiter(MemoryStorage())
         self._storage = MsRedisStorage(self.redis) if self.redis is not None else None
         self._shared = MovingWindowRateLimiter(self._storage) if self._storage is not None else None
+        self.lease_s = cfg.lease_s if cfg is not None and self._storage is not None else 0.0
+        self._lease_cap = max(1, min(MAX_LEASE, cfg.max_requests // 20)) if cfg is not None else 1
+        self._lease_size = 1
+        self._lease_left = 0
+        self._lease_until = 0.0
+        self._lease_lock = asyncio.Lock()
         # Unix time until which the provider told us to hold back (this replica's view).
         self.blocked_until = 0.0
         self._last_seen: float | None = None
@@ -175,7 +191,7 @@ class ProviderRateLimiter:
         if shared is not None and storage is not None and self.redis is not None and self.redis.available:
             item = self.item
             try:
-                if await self.redis.run(lambda _: shared.hit(item, self.key)):
+                if await self._take_shared(item, storage):
                     self._mode.set(1)
                     return 0.0, ""
                 stats, blocked = await self.redis.run(lambda _: self._stats_and_block(item))
@@ -195,6 +211,40 @@ class ProviderRateLimiter:
         stats = await self._local.get_window_stats(local_item, self.key)
         reason = f"{local_item.amount} calls per {self.cfg_window_ms} ms (local)"
         return max(0.001, stats[0] - time.time()), reason
+
+    async def _take_shared(self, item: PerMillisecond, storage: MsRedisStorage) -> bool:
+        """One slot of the shared window: from this replica's lease, or straight from Redis."""
+        assert self.redis is not None
+        if not self.lease_s:
+            return await self.redis.run(lambda _: storage.acquire_entry(
+                item.key_for(self.key), item.amount, item.get_expiry(), 1))
+        if self._spend_lease():
+            return True
+        async with self._lease_lock:  # one round trip refills the lease for every waiter
+            if self._spend_lease():
+                return True
+            if self._lease_left > 0 and self._lease_size > 1:  # expired half-spent: demand fell
+                self._lease_size = max(1, self._lease_size // 2)
+            elif self._lease_until:  # used up in time: demand is at least this
+                self._lease_size = min(self._lease_cap, self._lease_size * 2)
+            self._lease_left = 0
+            key, expiry = item.key_for(self.key), item.get_expiry() + self.lease_s
+            for size in dict.fromkeys((self._lease_size, 1)):  # near the limit, a single slot may fit
+                if await self.redis.run(lambda _, n=size: storage.acquire_entry(key, item.amount, expiry, n)):
+                    self._lease_left, self._lease_until = size - 1, time.monotonic() + self.lease_s
+                    return True
+            self._lease_until, self._lease_size = 0.0, 1  # at the limit: one slot at a time
+            return False
+
+    def _spend_lease(self) -> bool:
+        if self._lease_left > 0 and time.monotonic() < self._lease_until:
+            self._lease_left -= 1
+            return True
+        return False
+
+    def drop_lease(self) -> None:
+        """Forget the slots held (the provider asked us to stop, or Redis went away)."""
+        self._lease_left = 0
 
     async def _stats_and_block(self, item: PerMillisecond) -> tuple[Any, float]:
         assert self._shared is not None and self._storage is not None
@@ -229,6 +279,7 @@ class ProviderRateLimiter:
             self._remaining.set(remaining)
         if until > time.time() and until > self.blocked_until:
             self.blocked_until = until
+            self.drop_lease()
             if self._storage is not None and self.redis is not None and self.item is not None:
                 storage, window_key = self._storage, self.item.key_for(self.key)
                 try:
