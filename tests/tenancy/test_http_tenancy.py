@@ -122,3 +122,29 @@ def test_mcp_tool_list_shows_only_what_the_caller_may_call(stack: tuple[LiveServ
     assert "git_get_repository" in names["alpha-reader"]
     assert "git_create_repository" not in names["alpha-reader"]
     assert names["alpha-reader"] < names["alpha"]
+
+
+def test_openapi_and_graphql_show_only_what_the_caller_may_call(stack: tuple[LiveServer, dict[str, str]]) -> None:
+    server, keys = stack
+    introspect = {"query": "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }"}
+    seen: dict[str, tuple[set[str], set[str], set[str]]] = {}
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for who in ("alpha", "alpha-reader"):
+            doc = http.get("/openapi.json", headers=auth(keys[who]))
+            assert doc.status_code == 200
+            operation_ids = {op["operationId"] for item in doc.json()["paths"].values() for op in item.values()}
+            schema = http.post("/graphql", json=introspect, headers=auth(keys[who])).json()["data"]["__schema"]
+            queries = {f["name"] for f in schema["queryType"]["fields"]}
+            mutations = {f["name"] for f in (schema["mutationType"] or {"fields": []})["fields"]}
+            seen[who] = operation_ids, queries, mutations
+        # A mutation the reader cannot see is not even valid GraphQL for it: refused before running.
+        create = {"query": 'mutation { gitCreateRepository(owner: "acme", name: "x") { name } }'}
+        refused = http.post("/graphql", json=create, headers=auth(keys["alpha-reader"])).json()
+        assert refused["data"] is None and "not supported by the schema" in refused["errors"][0]["message"]
+        assert http.get("/v1/git/repositories/acme/x", headers=auth(keys["alpha"])).status_code == 404
+    dev_ids, dev_queries, dev_mutations = seen["alpha"]
+    reader_ids, reader_queries, reader_mutations = seen["alpha-reader"]
+    assert "git_create_repository" in dev_ids and "git_create_repository" not in reader_ids
+    assert "git_get_repository" in reader_ids and reader_ids < dev_ids
+    assert "gitCreateRepository" in dev_mutations and not reader_mutations
+    assert reader_queries == dev_queries and "gitGetRepository" in reader_queries

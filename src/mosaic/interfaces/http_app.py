@@ -28,21 +28,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
-from strawberry.fastapi import GraphQLRouter
+from strawberry.asgi import GraphQL
 
 import mosaic
 from mosaic.api import Orchestrator
 from mosaic.catalog.registry import CATALOG
 from mosaic.config.schema import Settings
+from mosaic.gateway.executor import Executor
 from mosaic.interfaces.auth import ApiKeys, AuthMiddleware, is_loopback
 from mosaic.interfaces.graphql import GATEWAY_KEY, build_schema
 from mosaic.interfaces.mcp.http import McpHttpApp, loopback_security
 from mosaic.interfaces.mcp.server import McpInterface
 from mosaic.interfaces.rest import PREFIX, RestApp, RouteTable, build_openapi
 from mosaic.interfaces.rest.problems import PROBLEM_CONTENT_TYPE, problem_body
+from mosaic.interfaces.visibility import CallerViews, derived
 
 if TYPE_CHECKING:
-    from mosaic.gateway.executor import Executor
     from mosaic.tenancy.runtime import Tenancy
 
 log = logging.getLogger("mosaic.http")
@@ -72,6 +73,34 @@ def _include_routing_admin(app: FastAPI) -> None:
     if router is None:
         raise RuntimeError(f"{ROUTING_ADMIN} has no 'router'")
     app.include_router(router)
+
+
+class _CallerGraphQL(GraphQL[dict[str, Any], None]):
+    def __init__(self, schema: Any, gateway: Executor) -> None:
+        super().__init__(schema)
+        self.gateway = gateway
+
+    async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
+        return {"request": request, GATEWAY_KEY: self.gateway}
+
+
+class GraphQLApp:
+    """``/graphql``: each caller gets the schema of the operations it may call (built once per
+    set), so introspection shows, and validation accepts, only those."""
+
+    def __init__(self, views: CallerViews, gateway: Executor) -> None:
+        self.views = views
+        self._apps = derived(lambda ops: _CallerGraphQL(build_schema(ops), gateway))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ops = self.views.for_scope(scope)
+        if not any(op.is_read for op in ops):  # a schema needs at least one query field
+            body = problem_body(403, "forbidden", "your roles allow no operation in this tenant",
+                                instance=scope.get("path"))
+            refusal = Response(body, status_code=403, media_type=PROBLEM_CONTENT_TYPE.decode())
+            await refusal(scope, receive, send)
+            return
+        await self._apps(ops)(scope, receive, send)
 
 
 class MosaicApp(FastAPI):
@@ -125,17 +154,14 @@ def create_app(orchestrator: Orchestrator | None = None, *, settings: Settings |
 
     table = RouteTable(operations)
     rest = RestApp(gateway, table)
-    openapi = orjson.dumps(build_openapi(table, auth=keys.enabled or tenants is not None))
-    mcp = McpInterface(gateway, operations,
-                       may_call=tenants.authorizer.may_call if tenants is not None else None)
+    # With RBAC, the OpenAPI document, the GraphQL schema and MCP's tool list are the caller's.
+    views = CallerViews(operations, tenants.authorizer if tenants is not None else None)
+    authenticated = keys.enabled or tenants is not None
+    openapi = derived(lambda ops: orjson.dumps(build_openapi(RouteTable(ops), auth=authenticated)))
+    mcp = McpInterface(gateway, operations, views=views)
     mcp_http = McpHttpApp(mcp, json_response=mcp_json_response, stateless=mcp_stateless,
                           security=loopback_security() if is_loopback(bind_host) else None)
-
-    async def graphql_context(request: Request) -> dict[str, Any]:
-        return {"request": request, GATEWAY_KEY: gateway}
-
-    graphql: GraphQLRouter[Any, Any] = GraphQLRouter(build_schema(tuple(operations)),
-                                                     context_getter=graphql_context)
+    graphql = GraphQLApp(views, gateway)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -185,12 +211,12 @@ def create_app(orchestrator: Orchestrator | None = None, *, settings: Settings |
         return _json({"status": status, "plugins": plugins, "shared_state": shared}, 200 if ok else 503)
 
     async def openapi_json(request: Request) -> Response:
-        return Response(openapi, media_type="application/json")
+        return Response(openapi(views.for_scope(request.scope)), media_type="application/json")
 
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.add_api_route("/readyz", readyz, methods=["GET"], include_in_schema=False)
     app.add_route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
-    app.include_router(graphql, prefix="/graphql")
+    app.router.routes.append(Route("/graphql", endpoint=graphql, methods=["GET", "POST"]))
     app.router.routes.append(Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))
     _include_routing_admin(app)
     if tenants is not None:

@@ -54,9 +54,9 @@ from mosaic.plugins.http_auth import (
     parse_expires_at,
 )
 from mosaic.plugins.http_errors import error_for_response, error_for_transport
-from mosaic.plugins.http_transport import PooledTransport
 from mosaic.plugins.http_pagination import Pagination, decode_cursor, encode_cursor
 from mosaic.plugins.http_ratelimit import RateLimitState, parse_rate_limit
+from mosaic.plugins.http_transport import PooledTransport
 
 __all__ = [
     "HttpConfig",
@@ -183,6 +183,7 @@ class HttpProviderPlugin(ProviderPlugin):
         self._transport = transport
         self._clock = clock
         self._client: httpx.AsyncClient | None = None
+        self._origin: tuple[str, str, int | None] | None = None  # (scheme, host, port) of baseUrl
         self._app_tokens: AppTokenSource | None = None
         self.rate_limit = RateLimitState()
         self._requests = 0
@@ -231,15 +232,18 @@ class HttpProviderPlugin(ProviderPlugin):
         await super().start()
 
     async def _same_origin(self, request: httpx.Request) -> None:
-        base = httpx.URL(self.settings.base_url)
-        if (request.url.scheme, request.url.host, request.url.port) != (base.scheme, base.host, base.port):
+        origin = self._origin
+        if origin is None:
+            base = httpx.URL(self.settings.base_url)
+            origin = self._origin = (base.scheme, base.host, base.port)
+        if (request.url.scheme, request.url.host, request.url.port) != origin:
             raise ProviderUnavailable(
                 f"{self.id}: the provider redirected to {request.url.scheme}://{request.url.host}; "
                 "not followed so that credentials stay with the configured host",
                 details={"provider": self.id, "reason": "cross_origin_redirect"})
 
     async def dispose(self) -> None:
-        client, self._client = self._client, None
+        client, self._client, self._origin = self._client, None, None
         if client is not None:
             await client.aclose()
         await super().dispose()

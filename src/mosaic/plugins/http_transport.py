@@ -4,7 +4,7 @@ Providers talk ``httpx`` (requests, auth, redirects, event hooks, ``MockTranspor
 underneath, :class:`PooledTransport` hands the bytes to an aiohttp ``TCPConnector`` through
 ``httpx-aiohttp`` (kept by the httpx maintainers). Why not httpcore's own pool: its request
 assignment is quadratic in the number of waiting requests — 1,000 concurrent calls to a 100 ms
-upstream take 11–18 s through httpcore on this machine and ~0.3 s through aiohttp
+upstream take 11-18 s through httpcore on this machine and ~0.3 s through aiohttp
 (``benchmarks/pipeline.py``), and a single call is ~80 µs cheaper.
 
 ``httpx-aiohttp`` maps aiohttp's errors onto httpx's, but it maps every

@@ -156,6 +156,8 @@ class Authorizer:
         self._tenants: dict[str, casbin.Enforcer] = {}
         self._custom_roles: dict[str, frozenset[str]] = {}
         self._memo: dict[tuple[str, tuple[str, ...], str, str], bool] = {}
+        # Bumped whenever rules change: views cached per role set (tool lists, schemas) key on it.
+        self.version = 0
 
     def load_tenant(self, tenant: str, rules: Sequence[Rule]) -> None:
         """Install a tenant's own rules (replacing earlier ones)."""
@@ -167,6 +169,7 @@ class Authorizer:
             self._tenants.pop(tenant, None)
             self._custom_roles.pop(tenant, None)
         self._memo = {k: v for k, v in self._memo.items() if k[0] != tenant}
+        self.version += 1
 
     def roles(self, tenant: str) -> frozenset[str]:
         return frozenset(ROLES) | self._custom_roles.get(tenant, frozenset())

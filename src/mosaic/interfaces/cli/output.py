@@ -12,8 +12,10 @@ from rich.console import Console
 
 from mosaic.errors import MosaicError
 
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: a message is one line however long (a database URL, a path), so that scripts
+# and logs can grep it; tables still fit the terminal.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def to_jsonable(result: BaseModel, *, raw: bool) -> Any:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +30,11 @@ import mosaic
 from mosaic.catalog.base import Operation
 from mosaic.catalog.registry import CATALOG
 from mosaic.errors import MosaicError
-from mosaic.gateway.context import Principal, RequestContext
+from mosaic.gateway.context import RequestContext
 from mosaic.gateway.executor import Executor
 from mosaic.interfaces.auth import context_for, principal_of
 from mosaic.interfaces.mcp.tools import ToolFilter, ToolSpec, build_tools, compact_dump, full_dump
+from mosaic.interfaces.visibility import MAX_VIEWS, CallerViews, ViewKey
 
 log = logging.getLogger("mosaic.mcp")
 
@@ -56,18 +57,15 @@ class Mode:
     compact: bool = True
 
 
-MayCall = Callable[[Principal, str, Operation], bool]
-
-
 class McpInterface:
     """Holds the tool specs (built once) and the low-level server bound to a Gateway."""
 
     def __init__(self, gateway: Executor, operations: Iterable[Operation] | None = None,
-                 mode: Mode | None = None, may_call: MayCall | None = None) -> None:
+                 mode: Mode | None = None, views: CallerViews | None = None) -> None:
         self.gateway = gateway
         # With RBAC (the tenancy store), a caller's tool list shows only what it may call.
-        self.may_call = may_call
-        self._role_lists: dict[tuple[Mode, str, tuple[str, ...]], types.ListToolsResult] = {}
+        self.views = views if views is not None and views.filtered else None
+        self._role_lists: dict[tuple[Mode, ViewKey], types.ListToolsResult] = {}
         self.tools: dict[str, ToolSpec] = build_tools(CATALOG.values() if operations is None else operations)
         self.default_mode = mode or Mode()
         self._lists: dict[Mode, types.ListToolsResult] = {}
@@ -110,19 +108,19 @@ class McpInterface:
                           params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         mode = self.mode_of(ctx)
         result = self.list_result(mode)
-        if self.may_call is None or ctx.request is None:
+        views = self.views
+        if views is None or ctx.request is None:
             return result
         principal = principal_of(ctx.request.scope)
-        tenant = context_for(principal).tenant
-        # Permissions depend on the roles and the tenant only: cache per combination.
-        key = (mode, tenant, tuple(sorted(principal.roles)))
+        key = (mode, views.key(principal))
         cached = self._role_lists.get(key)
         if cached is None:
-            may = self.may_call
-            allowed = [t for t in result.tools if may(principal, tenant, self.tools[t.name].op)]
-            cached = types.ListToolsResult(tools=allowed)
-            if len(self._role_lists) < 1024:
-                self._role_lists[key] = cached
+            allowed = {op.qualified_name for op in views.for_principal(principal)}
+            cached = types.ListToolsResult(
+                tools=[t for t in result.tools if self.tools[t.name].op.qualified_name in allowed])
+            if len(self._role_lists) >= MAX_VIEWS:
+                self._role_lists.clear()
+            self._role_lists[key] = cached
         return cached
 
     async def _call_tool(self, ctx: ServerRequestContext[Any, Any],
