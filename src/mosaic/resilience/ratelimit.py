@@ -25,6 +25,7 @@ any ``windowMs`` of actual calls falls inside the horizon of the last lease that
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 import time
@@ -116,6 +117,11 @@ class MsRedisStorage(RedisStorage):
     async def blocked_until(self, key: str) -> float:
         raw = await self.client.get(self.blocked_key(self.bridge.prefixed_key(key)))
         return float(raw) if raw else 0.0
+
+
+async def _take(storage: MsRedisStorage, key: str, limit: int, expiry: float, amount: int,
+                _client: object) -> bool:
+    return await storage.acquire_entry(key, limit, expiry, amount)
 
 
 class ProviderRateLimiter:
@@ -230,7 +236,8 @@ class ProviderRateLimiter:
             self._lease_left = 0
             key, expiry = item.key_for(self.key), item.get_expiry() + self.lease_s
             for size in dict.fromkeys((self._lease_size, 1)):  # near the limit, a single slot may fit
-                if await self.redis.run(lambda _, n=size: storage.acquire_entry(key, item.amount, expiry, n)):
+                take = functools.partial(_take, storage, key, item.amount, expiry, size)
+                if await self.redis.run(take):
                     self._lease_left, self._lease_until = size - 1, time.monotonic() + self.lease_s
                     return True
             self._lease_until, self._lease_size = 0.0, 1  # at the limit: one slot at a time
