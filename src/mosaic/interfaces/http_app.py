@@ -3,7 +3,8 @@
     /v1/...         REST, generated from the catalog (plain ASGI, see interfaces.rest)
     /graphql        GraphQL (Strawberry), generated from the catalog
     /mcp            MCP over streamable HTTP
-    /openapi.json   OpenAPI 3.1 of /v1
+    /openapi.json   OpenAPI 3.1 of /v1 (the caller's operations)
+    /metrics        Prometheus metrics of the gateway (authenticated; platform admins with tenancy)
     /healthz        alive (no auth)
     /readyz         every configured plugin started and healthy (no auth)
 
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,7 +37,8 @@ from mosaic.api import Orchestrator
 from mosaic.catalog.registry import CATALOG
 from mosaic.config.schema import Settings
 from mosaic.gateway.executor import Executor
-from mosaic.interfaces.auth import ApiKeys, AuthMiddleware, is_loopback
+from mosaic.gateway.layers import REGISTRY as METRICS
+from mosaic.interfaces.auth import ApiKeys, AuthMiddleware, is_loopback, principal_of
 from mosaic.interfaces.graphql import GATEWAY_KEY, build_schema
 from mosaic.interfaces.mcp.http import McpHttpApp, loopback_security
 from mosaic.interfaces.mcp.server import McpInterface
@@ -210,12 +213,21 @@ def create_app(orchestrator: Orchestrator | None = None, *, settings: Settings |
         status = ("degraded" if shared["status"] == "degraded" else "ready") if ok else "not_ready"
         return _json({"status": status, "plugins": plugins, "shared_state": shared}, 200 if ok else 503)
 
+    async def metrics(request: Request) -> Response:
+        # Metrics name every tenant's provider instances: with tenancy, platform admins only.
+        if tenants is not None and not tenants.admin.is_platform_admin(principal_of(request.scope)):
+            return Response(problem_body(403, "forbidden", "metrics are for platform admins",
+                                         instance=request.url.path),
+                            status_code=403, media_type=PROBLEM_CONTENT_TYPE.decode())
+        return Response(generate_latest(METRICS), media_type=CONTENT_TYPE_LATEST)
+
     async def openapi_json(request: Request) -> Response:
         return Response(openapi(views.for_scope(request.scope)), media_type="application/json")
 
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.add_api_route("/readyz", readyz, methods=["GET"], include_in_schema=False)
     app.add_route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
+    app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     app.router.routes.append(Route("/graphql", endpoint=graphql, methods=["GET", "POST"]))
     app.router.routes.append(Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))
     _include_routing_admin(app)

@@ -7,11 +7,12 @@ its own: ``python -m mosaic.interfaces.cli.serve serve --port 8080``.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -131,7 +132,7 @@ def serve(
         host=bind, port=bind_port, workers=workers,
         loop="uvloop", http="httptools", lifespan="on",
         timeout_graceful_shutdown=graceful_timeout,
-        log_level=log_level.lower(), access_log=access_log,
+        log_level=log_level.lower(), access_log=access_log, log_config=_log_config(log_level),
         # Off unless asked for: parsing forwarded headers costs ~5% of a request's CPU and
         # nothing here builds absolute URLs or logs client addresses by default.
         proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips,
@@ -179,6 +180,18 @@ def mcp_main() -> None:
     typer.run(mcp)
 
 
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, plus MosAIc's own loggers at ``--log-level``, every handler redacting
+    credentials (tokens, keys, passwords, Authorization headers) before anything is written."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    cfg = copy.deepcopy(LOGGING_CONFIG)
+    cfg["filters"] = {"redact": {"()": "mosaic.security.redaction.RedactingFilter"}}
+    for handler in cfg["handlers"].values():
+        handler["filters"] = [*handler.get("filters", []), "redact"]
+    cfg["loggers"]["mosaic"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return cfg
+
 def main() -> None:
     app = typer.Typer(add_completion=False, no_args_is_help=True)
     register(app)
@@ -187,3 +200,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
