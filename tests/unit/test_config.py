@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,6 +104,39 @@ orchestration:
         load_config(text=text, env={"SECRET_TOKEN": "hunter2-very-secret"})
     assert "hunter2" not in str(exc.value)
     assert any("orchestration.cache.ttl" in p for p in exc.value.problems)
+
+
+async def test_credentials_keep_their_value_but_never_show_in_a_repr() -> None:
+    text = """\
+orchestration:
+  plugins:
+    - id: forge
+      type: git
+      provider: gitea
+      config:
+        baseUrl: https://git.example.com/api/v1
+        auth: {type: basic, username: bot, password: literal-hunter2-secret}
+    - id: hub
+      type: git
+      provider: github
+      config:
+        auth: {type: token, token: "${HUB_TOKEN}"}
+"""
+    cfg = load_config(text=text, env={"HUB_TOKEN": "ghp_fromTheEnvironment0000000000000"})
+    shown = repr(cfg) + str(cfg.model_dump()) + repr(cfg.orchestration.plugins)
+    assert "literal-hunter2" not in shown and "fromTheEnvironment" not in shown
+    assert "git.example.com" in shown  # only credentials are masked
+    from mosaic.plugins.manager import PluginManager
+
+    manager = PluginManager()
+    await manager.load(cfg.orchestration.plugins)
+    try:
+        forge: Any = manager.get("forge")
+        assert forge.settings.auth.password.get_secret_value() == "literal-hunter2-secret"
+        hub: Any = manager.get("hub")
+        assert hub.settings.auth.token.get_secret_value() == "ghp_fromTheEnvironment0000000000000"
+    finally:
+        await manager.stop_all()
 
 
 def test_invalid_yaml_names_the_line() -> None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from mosaic.config.schema import SHARED_PLUGIN_KEYS, MosaicConfig
 from mosaic.errors import ConfigError
 from mosaic.resilience.config import parse_shared
+from mosaic.security.redaction import Masked, is_secret_key
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRETISH = re.compile(r"token|password|secret|key|credential|private", re.I)
@@ -74,7 +75,10 @@ def _construct(node: yaml.Node, loc: Loc, src: Source, env: Mapping[str, str],
             if key in out:
                 problems.append(f"{src.file}:{key_node.start_mark.line + 1}: "
                                 f"{format_loc((*loc, key))}: duplicate key")
-            out[key] = _construct(value_node, (*loc, key), src, env, problems)
+            value = _construct(value_node, (*loc, key), src, env, problems)
+            # A credential (literal or from ${VAR}) keeps its value but shows as '***' in any repr
+            # of the config: a debug print or a traceback's locals cannot leak it.
+            out[key] = Masked(value) if isinstance(value, str) and is_secret_key(key) else value
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(n, (*loc, i), src, env, problems) for i, n in enumerate(node.value)]
