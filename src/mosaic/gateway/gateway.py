@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -19,6 +19,9 @@ from mosaic.gateway.resource import extract_resource
 from mosaic.plugins.manager import PluginManager
 from mosaic.routing.engine import RoutingEngine
 from mosaic.routing.layers import FailoverLayer, RouteLayer
+
+if TYPE_CHECKING:
+    from mosaic.resilience.stack import Resilience
 
 
 def params_error(op: Operation, exc: ValidationError) -> InvalidRequest:
@@ -36,7 +39,10 @@ def params_error(op: Operation, exc: ValidationError) -> InvalidRequest:
 
 class Gateway:
     def __init__(self, config: MosaicConfig, manager: PluginManager,
-                 extra_layers: Sequence[Layer] = (), data_dir: Path | None = None) -> None:
+                 extra_layers: Sequence[Layer] = (), data_dir: Path | None = None,
+                 resilience: Resilience | None = None) -> None:
+        """``resilience``: the shared-state layers to use (a tenant's gateway passes one on its
+        own Redis prefix and journal); by default one is built from ``config`` and the environment."""
         self.config = config
         self.manager = manager
         defaults: dict[str, str] = {p.type: p.id for p in config.orchestration.plugins
@@ -58,9 +64,11 @@ class Gateway:
         # resilience layers in between.
         # Cache before routing (a hit costs no routing); per-provider resilience after failover,
         # so that it acts on the candidate being tried (mosaic.resilience.layers explains its order).
-        from mosaic.resilience.stack import Resilience
+        if resilience is None:
+            from mosaic.resilience.stack import Resilience as _Resilience
 
-        self.resilience = Resilience(config, manager)
+            resilience = _Resilience(config, manager)
+        self.resilience = resilience
         self.layers: list[Layer] = [observe, *extra_layers, *self.resilience.front_layers, self.route,
                                     self.failover, *self.resilience.provider_layers]
         self._handler: Next = compose(self.layers, invoke)

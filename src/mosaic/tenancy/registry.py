@@ -104,28 +104,13 @@ def install_layers(gateway: Gateway, tenant: str, settings: TenantSettings, serv
     gateway.rebuild(layers)
 
 
-def _own_resilience(gateway: Gateway, config: MosaicConfig, manager: PluginManager, redis: RedisState,
-                    root: Path) -> None:
-    """Give the gateway a Resilience namespaced to its tenant (Redis prefix, write-back journal)."""
+def _tenant_resilience(config: MosaicConfig, manager: PluginManager, redis: RedisState,
+                       root: Path) -> Resilience:
+    """A Resilience namespaced to its tenant (Redis prefix, write-back journal)."""
     cache = None
     if config.orchestration.cache.enabled:
         cache = dataclasses.replace(cache_settings(config), journal=root / "cache-writeback.journal")
-    old = gateway.resilience
-    new = Resilience(config, manager, redis=redis, cache=cache)
-    swap: dict[int, list[Layer]] = {}
-    if old.front_layers:
-        swap[id(old.front_layers[0])] = new.front_layers
-    if old.provider_layers:
-        swap[id(old.provider_layers[0])] = new.provider_layers
-    drop = {id(x) for x in (*old.front_layers, *old.provider_layers)}
-    layers: list[Layer] = []
-    for layer in gateway.layers:
-        if id(layer) in swap:
-            layers.extend(swap[id(layer)])
-        elif id(layer) not in drop:
-            layers.append(layer)
-    gateway.resilience = new
-    gateway.rebuild(layers)
+    return Resilience(config, manager, redis=redis, cache=cache)
 
 
 @dataclass(slots=True)
@@ -241,9 +226,9 @@ class TenantGateways:
             config.orchestration.plugins = [p for p in config.orchestration.plugins if p.id not in refused]
         await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
         manager = self.manager_factory()
-        gateway = Gateway(config, manager, data_dir=root)
         redis = RedisState(self.redis_url, prefix=f"{self.redis_prefix}t:{tenant}:")
-        _own_resilience(gateway, config, manager, redis, root)
+        gateway = Gateway(config, manager, data_dir=root,
+                          resilience=_tenant_resilience(config, manager, redis, root))
         install_layers(gateway, tenant, settings, self.services)
         await gateway.start()
         for spec in state.config.orchestration.plugins:
