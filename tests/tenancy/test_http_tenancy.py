@@ -11,21 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.interfaces.iface_support import LiveServer, server_env, start_server
-
-
-def admin(data: Path, *args: str) -> str:
-    res = subprocess.run([sys.executable, "-m", "mosaic.interfaces.cli", *args, "--data-dir", str(data)],
-                         capture_output=True, text=True, env=server_env())
-    assert res.returncode == 0, res.stderr
-    return res.stdout
-
-
-def new_key(data: Path, tenant: str, role: str) -> str:
-    out = json.loads(admin(data, "keys", "create", "--tenant", tenant, "--name", f"{tenant}-{role}",
-                           "--role", role, "--json"))
-    secret = out.get("secret") or out.get("key")
-    assert isinstance(secret, str) and secret.startswith("mk_")
-    return secret
+from tests.tenancy.cli_support import admin, new_key
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ everything the server logged. 0 allowed."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,24 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.interfaces.iface_support import ROOT, LiveServer, server_env, start_server
+from tests.tenancy.cli_support import admin, new_key
 
 GITEA_TOKEN = "gtok-FAKEsecretsOverHttp0042xyzzy"
 MASTER_KEY = "kseca0000001:0uILrLMU/lOh6Xxps64pIOLUrQ+LidRVDjJt7F6KxJc="
 
 
 def cli(data: Path, *args: str) -> str:
-    res = subprocess.run([sys.executable, "-m", "mosaic.interfaces.cli", *args, "--data-dir", str(data)],
-                         capture_output=True, text=True, env=server_env(MOSAIC_MASTER_KEY=MASTER_KEY))
-    assert res.returncode == 0, res.stderr
-    return res.stdout
-
-
-def new_key(data: Path, tenant: str, role: str) -> str:
-    out = json.loads(cli(data, "keys", "create", "--tenant", tenant, "--name", f"{tenant}-{role}",
-                         "--role", role, "--json"))
-    secret = out.get("secret") or out.get("key")
-    assert isinstance(secret, str)
-    return secret
+    return admin(data, *args, MOSAIC_MASTER_KEY=MASTER_KEY)
 
 
 @pytest.fixture
@@ -63,7 +52,8 @@ def test_no_secret_leaves_the_server(tmp_path: Path, upstream: str) -> None:
     cli(data, "db", "upgrade")
     for tenant in ("default", "acme"):  # an admin of the default tenant is a platform admin
         cli(data, "tenants", "create", tenant)
-    platform, acme = new_key(data, "default", "admin"), new_key(data, "acme", "admin")
+    platform = new_key(data, "default", "admin", MOSAIC_MASTER_KEY=MASTER_KEY)
+    acme = new_key(data, "acme", "admin", MOSAIC_MASTER_KEY=MASTER_KEY)
     server: LiveServer = start_server(tmp_path, "--tenancy", "--data-dir", str(data), "--log-level", "debug",
                                       env=server_env(MOSAIC_MASTER_KEY=MASTER_KEY))
     record = Recorder()
