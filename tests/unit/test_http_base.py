@@ -415,6 +415,36 @@ async def test_real_pool_tells_unsent_from_sent(cleanup: list[HttpProviderPlugin
     assert refused.value.sent is False and "could not connect" in refused.value.message
 
 
+async def test_an_environment_proxy_is_honoured(monkeypatch: pytest.MonkeyPatch,
+                                                cleanup: list[HttpProviderPlugin]) -> None:
+    """Behind HTTP(S)_PROXY the providers keep httpx's own transports, which honour it."""
+    lines: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        lines.append((await reader.readuntil(b"\r\n\r\n")).split(b"\r\n", 1)[0])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n"
+                     b'{"via": 1}\n')
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    try:
+        plugin = Probe("probe")
+        await plugin.initialize(HttpConfig.model_validate({"baseUrl": "http://forge.vendor.test/api"}))
+        await plugin.start()
+        cleanup.append(plugin)
+        response = await plugin.request("GET", "/user")
+        assert response.json() == {"via": 1}
+        assert lines == [b"GET http://forge.vendor.test/api/user HTTP/1.1"]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_the_deadline_bounds_each_request(cleanup: list[HttpProviderPlugin]) -> None:
     timeouts: list[dict[str, float]] = []
 

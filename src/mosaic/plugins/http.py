@@ -56,7 +56,7 @@ from mosaic.plugins.http_auth import (
 from mosaic.plugins.http_errors import error_for_response, error_for_transport
 from mosaic.plugins.http_pagination import Pagination, decode_cursor, encode_cursor
 from mosaic.plugins.http_ratelimit import RateLimitState, parse_rate_limit
-from mosaic.plugins.http_transport import PooledTransport
+from mosaic.plugins.http_transport import PooledTransport, env_proxies
 
 __all__ = [
     "HttpConfig",
@@ -225,9 +225,15 @@ class HttpProviderPlugin(ProviderPlugin):
         if cfg.auth is not None and cfg.auth.type == "app":
             self._app_tokens = await self._app_token_source(cfg.auth)
         self._root = cfg.base_url + "/"
+        transport = self._transport
+        if transport is None and not env_proxies():
+            transport = PooledTransport(verify=verify, max_connections=cfg.max_connections)
         self._client = httpx.AsyncClient(
             base_url=self._root,
-            transport=self._transport or PooledTransport(verify=verify, max_connections=cfg.max_connections),
+            transport=transport,
+            verify=verify,
+            limits=httpx.Limits(max_connections=cfg.max_connections,
+                                max_keepalive_connections=cfg.max_connections, keepalive_expiry=30.0),
             timeout=cfg.timeout_ms / 1000,
             headers={"User-Agent": f"mosaic/{self.version} ({self.provider})", **self.default_headers,
                      **cfg.headers},

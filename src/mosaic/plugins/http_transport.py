@@ -16,12 +16,13 @@ repeat a write. :func:`never_sent` decides from the original aiohttp error inste
 from __future__ import annotations
 
 import ssl
+import urllib.request
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-__all__ = ["PooledTransport", "never_sent"]
+__all__ = ["PooledTransport", "env_proxies", "never_sent"]
 
 # aiohttp errors raised before a request could reach the server: the connection was never
 # established (refused, DNS, TLS handshake) or no pooled connection was free in time.
@@ -33,10 +34,17 @@ class PooledTransport(AiohttpTransport):
 
     def __init__(self, *, verify: ssl.SSLContext | bool, max_connections: int,
                  keepalive_s: float = 30.0) -> None:
-        super().__init__(verify=verify, trust_env=False,
+        # trust_env: SSL_CERT_FILE/SSL_CERT_DIR apply as with plain httpx.
+        super().__init__(verify=verify, trust_env=True,
                          limits=httpx.Limits(max_connections=max_connections,
                                              max_keepalive_connections=max_connections,
                                              keepalive_expiry=keepalive_s))
+
+
+def env_proxies() -> bool:
+    """Whether HTTP(S)_PROXY/ALL_PROXY are set. httpx honours them (with NO_PROXY) only on its own
+    transports, so behind such a proxy the providers keep httpx's pool."""
+    return any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies())
 
 
 def never_sent(exc: httpx.TransportError) -> bool:
