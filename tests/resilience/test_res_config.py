@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
 from mosaic.config.loader import load_config
 from mosaic.errors import ConfigError
 from mosaic.resilience.config import parse_shared
+from mosaic.state.redis import RedisState
 
 YAML = """\
 orchestration:
@@ -49,3 +55,26 @@ def test_the_seeds_shape_parses() -> None:
     with pytest.raises(ValidationError) as info:
         parse_shared({"retry": {"attempts": 3, "unknown": 1}})
     assert info.value.errors()[0]["loc"] == ("retry", "unknown")
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("MOSAIC_REDIS_TIMEOUT_MS", "abc", "MOSAIC_REDIS_TIMEOUT_MS: expected a number of milliseconds"),
+    ("MOSAIC_REDIS_TIMEOUT_MS", "0", "from 1 to 60000, got '0'"),
+    ("MOSAIC_REDIS_URL", "42", "MOSAIC_REDIS_URL: Redis URL must specify one of the following schemes"),
+])
+def test_bad_redis_environment_is_a_config_error(monkeypatch: pytest.MonkeyPatch, name: str, value: str,
+                                                 expected: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        RedisState.from_env()
+    assert expected in str(info.value)
+
+
+def test_serve_refuses_a_bad_redis_environment(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MOSAIC_")},
+           "MOSAIC_REDIS_TIMEOUT_MS": "soon", "MOSAIC_DATA_DIR": str(tmp_path)}
+    res = subprocess.run([sys.executable, "-m", "mosaic.interfaces.cli", "serve", "--port", "0"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 2
+    assert "MOSAIC_REDIS_TIMEOUT_MS: expected a number of milliseconds" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -36,6 +36,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import MaxConnectionsError, RedisError, ResponseError
 
+from mosaic.errors import ConfigError
+
 log = logging.getLogger("mosaic.state.redis")
 
 T = TypeVar("T")
@@ -99,10 +101,16 @@ class RedisState:
         ``MOSAIC_REDIS_TIMEOUT_MS`` (default 500: the longest a request waits on Redis) unless given."""
         from mosaic.config.schema import Settings
 
-        timeout_ms = os.environ.get("MOSAIC_REDIS_TIMEOUT_MS", "").strip()
-        return cls(url if url is not None else Settings().redis_url,
-                   prefix=prefix or os.environ.get("MOSAIC_REDIS_PREFIX") or DEFAULT_PREFIX,
-                   op_timeout=int(timeout_ms) / 1000 if timeout_ms.isdigit() and int(timeout_ms) > 0 else 0.5)
+        timeout_ms = os.environ.get("MOSAIC_REDIS_TIMEOUT_MS", "").strip() or "500"
+        if not timeout_ms.isdigit() or not 0 < int(timeout_ms) <= 60_000:
+            raise ConfigError([f"environment variable MOSAIC_REDIS_TIMEOUT_MS: expected a number of "
+                               f"milliseconds from 1 to 60000, got {timeout_ms!r}"])
+        try:
+            return cls(url if url is not None else Settings().redis_url,
+                       prefix=prefix or os.environ.get("MOSAIC_REDIS_PREFIX") or DEFAULT_PREFIX,
+                       op_timeout=int(timeout_ms) / 1000)
+        except ValueError as exc:  # redis-py's URL parser; its messages never include the URL
+            raise ConfigError([f"environment variable MOSAIC_REDIS_URL: {exc}"]) from None
 
     # -- state ------------------------------------------------------------------
     @property

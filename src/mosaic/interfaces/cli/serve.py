@@ -72,6 +72,7 @@ def serve(
 
     from mosaic.interfaces.auth import ApiKeys, is_loopback
     from mosaic.interfaces.http_app import BIND_HOST_ENV, MCP_STATELESS_ENV, TENANCY_ENV
+    from mosaic.state.redis import RedisState
 
     try:
         cfg = _load(config)
@@ -93,6 +94,11 @@ def serve(
             asyncio.run(require_migrated(settings))
         except MosaicError as exc:
             raise _fail(exc.message) from None
+    try:
+        # Read again by every worker: a bad value fails here, with a message, not in a traceback.
+        RedisState.from_env()
+    except MosaicError as exc:
+        raise _fail(exc.message) from None
     if not keys.enabled and not tenancy and not is_loopback(bind):
         raise _fail(f"refusing to listen on {bind} without an API key: set MOSAIC_API_KEYS or "
                     "server.apiKeys in the config, or bind 127.0.0.1")
