@@ -229,7 +229,9 @@ class ProviderRateLimiter:
         async with self._lease_lock:  # one round trip refills the lease for every waiter
             if self._spend_lease():
                 return True
-            if self._lease_left > 0 and self._lease_size > 1:  # expired half-spent: demand fell
+            now = time.monotonic()
+            if self._lease_left > 0 or now > self._lease_until + self.lease_s:
+                # Expired half-spent, or idle since: demand fell.
                 self._lease_size = max(1, self._lease_size // 2)
             elif self._lease_until:  # used up in time: demand is at least this
                 self._lease_size = min(self._lease_cap, self._lease_size * 2)
@@ -250,7 +252,7 @@ class ProviderRateLimiter:
         return False
 
     def drop_lease(self) -> None:
-        """Forget the slots held (the provider asked us to stop, or Redis went away)."""
+        """Forget the slots held (the provider asked every replica to hold back)."""
         self._lease_left = 0
 
     async def _stats_and_block(self, item: PerMillisecond) -> tuple[Any, float]:
