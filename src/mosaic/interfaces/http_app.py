@@ -44,7 +44,7 @@ from mosaic.interfaces.mcp.http import McpHttpApp, loopback_security
 from mosaic.interfaces.mcp.server import McpInterface
 from mosaic.interfaces.rest import PREFIX, RestApp, RouteTable, build_openapi
 from mosaic.interfaces.rest.problems import PROBLEM_CONTENT_TYPE, problem_body
-from mosaic.interfaces.visibility import CallerViews, derived
+from mosaic.interfaces.visibility import CallerViews, Derived
 
 if TYPE_CHECKING:
     from mosaic.tenancy.runtime import Tenancy
@@ -93,7 +93,10 @@ class GraphQLApp:
 
     def __init__(self, views: CallerViews, gateway: Executor) -> None:
         self.views = views
-        self._apps = derived(lambda ops: _CallerGraphQL(build_schema(ops), gateway))
+        self._apps = Derived(lambda ops: _CallerGraphQL(build_schema(ops), gateway))
+
+    async def warm(self) -> None:
+        await self._apps.get(self.views.operations)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ops = self.views.for_scope(scope)
@@ -103,7 +106,8 @@ class GraphQLApp:
             refusal = Response(body, status_code=403, media_type=PROBLEM_CONTENT_TYPE.decode())
             await refusal(scope, receive, send)
             return
-        await self._apps(ops)(scope, receive, send)
+        app = await self._apps.get(ops)
+        await app(scope, receive, send)
 
 
 class MosaicApp(FastAPI):
@@ -160,7 +164,7 @@ def create_app(orchestrator: Orchestrator | None = None, *, settings: Settings |
     # With RBAC, the OpenAPI document, the GraphQL schema and MCP's tool list are the caller's.
     views = CallerViews(operations, tenants.authorizer if tenants is not None else None)
     authenticated = keys.enabled or tenants is not None
-    openapi = derived(lambda ops: orjson.dumps(build_openapi(RouteTable(ops), auth=authenticated)))
+    openapi = Derived(lambda ops: orjson.dumps(build_openapi(RouteTable(ops), auth=authenticated)))
     mcp = McpInterface(gateway, operations, views=views)
     mcp_http = McpHttpApp(mcp, json_response=mcp_json_response, stateless=mcp_stateless,
                           security=loopback_security() if is_loopback(bind_host) else None)
@@ -173,6 +177,9 @@ def create_app(orchestrator: Orchestrator | None = None, *, settings: Settings |
             if tenants is not None:
                 # Refuses an unmigrated database with a message saying `mosaic db upgrade`.
                 await tenants.start(check=True)
+            # The views of every operation (all callers without RBAC, admins with it): built now.
+            await openapi.get(views.operations)
+            await graphql.warm()
             try:
                 async with mcp_http.run():
                     app.state.ready = True
@@ -222,7 +229,7 @@ def create_app(orchestrator: Orchestrator | None = None, *, settings: Settings |
         return Response(generate_latest(METRICS), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi_json(request: Request) -> Response:
-        return Response(openapi(views.for_scope(request.scope)), media_type="application/json")
+        return Response(await openapi.get(views.for_scope(request.scope)), media_type="application/json")
 
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.add_api_route("/readyz", readyz, methods=["GET"], include_in_schema=False)

@@ -10,8 +10,10 @@ RBAC rules are reloaded, so a cached view never outlives the rules it came from.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from starlette.types import Scope
 
@@ -19,7 +21,7 @@ from mosaic.catalog.base import Operation
 from mosaic.gateway.context import Principal
 from mosaic.interfaces.auth import context_for, principal_of
 
-__all__ = ["CallerViews", "Permissions"]
+__all__ = ["CallerViews", "Derived", "Permissions"]
 
 # Views kept; a deployment has few distinct (tenant, roles) pairs, this only bounds a bad day.
 MAX_VIEWS = 1024
@@ -72,17 +74,32 @@ class CallerViews:
         return self.for_principal(principal_of(scope))
 
 
-def derived(build: Callable[[tuple[Operation, ...]], T]) -> Callable[[tuple[Operation, ...]], T]:
-    """Memoize a view built from an operation set (several role sets often see the same set)."""
-    cache: dict[tuple[str, ...], T] = {}
+class Derived(Generic[T]):
+    """Something built from an operation set (a GraphQL schema, an OpenAPI document), once per
+    set — several role sets often see the same one — and off the event loop: a schema takes
+    tens of milliseconds to build, which must not stall every other request."""
 
-    def get(ops: tuple[Operation, ...]) -> T:
+    def __init__(self, build: Callable[[tuple[Operation, ...]], T]) -> None:
+        self._build = build
+        self._cache: dict[tuple[str, ...], T] = {}
+        self._building: dict[tuple[str, ...], asyncio.Task[T]] = {}
+
+    async def get(self, ops: tuple[Operation, ...]) -> T:
         key = tuple(op.qualified_name for op in ops)
-        value = cache.get(key)
-        if value is None:
-            if len(cache) >= MAX_VIEWS:
-                cache.clear()
-            value = cache[key] = build(ops)
-        return value
+        value = self._cache.get(key)
+        if value is not None:
+            return value
+        task = self._building.get(key)
+        if task is None:  # one build per set, however many callers wait for it
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._build, ops))
+            self._building[key] = task
+            task.add_done_callback(functools.partial(self._built, key))
+        return await asyncio.shield(task)
 
-    return get
+    def _built(self, key: tuple[str, ...], task: asyncio.Task[T]) -> None:
+        self._building.pop(key, None)
+        if task.cancelled() or task.exception() is not None:
+            return
+        if len(self._cache) >= MAX_VIEWS:
+            self._cache.clear()
+        self._cache[key] = task.result()
