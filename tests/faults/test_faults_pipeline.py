@@ -89,7 +89,7 @@ async def test_retries_stop_at_the_deadline_against_a_hanging_and_failing_upstre
         with pytest.raises((ProviderUnavailable, Timeout)):
             await g.execute(GET, REPO, RequestContext.with_timeout(0.5))
         elapsed = time.monotonic() - start
-        assert 0.1 <= elapsed < 0.52, elapsed
+        assert 0.1 <= elapsed < 0.6, elapsed  # the 0.5 s deadline, plus scheduling slack
         assert 2 <= upstream.count("GET", "/repos") <= 12
 
 
@@ -104,7 +104,7 @@ async def test_429_retry_after_is_honoured(upstream: FakeGitea) -> None:
         start = time.monotonic()
         with pytest.raises(RateLimited) as info:
             await g.execute(GET, REPO, RequestContext.with_timeout(2))
-        assert info.value.retry_after == 30 and time.monotonic() - start < 0.2
+        assert info.value.retry_after == 30 and time.monotonic() - start < 1.0  # not 30 s
 
 
 async def test_rate_limit_headers_make_the_gateway_hold_back(upstream: FakeGitea) -> None:

@@ -68,7 +68,7 @@ async def test_operation_timeout_applies_per_attempt_and_counts_for_the_breaker(
             start = time.monotonic()
             with pytest.raises(Timeout) as info:
                 await g.execute("git.get_repository", {"repo": "acme/api"})
-            assert time.monotonic() - start < 0.2
+            assert time.monotonic() - start < 0.4  # 30 ms operation timeout, not the 0.5 s call
             assert info.value.details["operation_timeout"] is True
         assert g.resilience.policies.get("scripted").breaker.state is State.OPEN
     finally:

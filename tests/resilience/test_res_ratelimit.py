@@ -64,8 +64,8 @@ async def test_no_slot_before_the_deadline_fails_with_retry_after() -> None:
     await take_all([lim], 2, deadline=1)
     start = time.monotonic()
     with pytest.raises(LocalRateLimited) as info:
-        await lim.acquire(_Call(0.1))  # type: ignore[arg-type]
-    assert time.monotonic() - start < 0.05  # fails at once, it would never fit
+        await lim.acquire(_Call(0.5))  # type: ignore[arg-type]
+    assert time.monotonic() - start < 0.25  # fails at once (not after 0.5 s): it would never fit
     assert isinstance(info.value, RateLimited) and 0.8 < info.value.retry_after <= 1.0
 
 
@@ -142,7 +142,7 @@ async def test_gateway_waits_for_a_slot_within_the_deadline() -> None:
                                          RequestContext.with_timeout(2)) for _ in range(9)))
         # Measured where the provider sees the calls: allow for scheduling jitter.
         times = [t for _, t in p.calls]
-        assert max_in_window(times, 0.22) <= 3 and max(times) - min(times) >= 0.6 * 0.9
+        assert max_in_window(times, 0.15) <= 3 and max(times) - min(times) >= 0.6 * 0.9
         with pytest.raises(RateLimited):
             for _ in range(5):
                 await g.execute("git.get_repository", {"repo": "acme/api"}, RequestContext.with_timeout(0.02))
