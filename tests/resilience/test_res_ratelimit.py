@@ -184,6 +184,8 @@ async def test_leases_take_slots_in_batches_and_keep_the_global_limit(redis_pref
         trips = sum(c.trips for c in counters)
         assert trips < 700 / 3, f"{trips} round trips for 700 calls: leases are not batching"
         assert max(lim._lease_size for lim in roomy) > 1
+        shown = (await roomy[0].snapshot())["lease"]
+        assert shown["ms"] == 50 and shown["batch"] >= 1 and shown["held"] >= 0  # what `mosaic status` shows
         # At the limit: 200 per 500 ms over two replicas, leases of up to 10 slots held 25 ms.
         tight = [ProviderRateLimiter("tight", limit(200, 500), s) for s in states]
         times = await take_all(tight, 700, deadline=5.0)

@@ -304,6 +304,9 @@ class ProviderRateLimiter:
 
     async def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {"configured": self._describe() or None, "adaptive": self.adaptive}
+        if self.lease_s:
+            held = self._lease_left if time.monotonic() < self._lease_until else 0
+            out["lease"] = {"ms": round(self.lease_s * 1000), "batch": self._lease_size, "held": held}
         now = time.time()
         if self.blocked_until > now:
             out["blocked_for_s"] = round(self.blocked_until - now, 3)
