@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from tests.faults.support import REDIS_URL, RedisServer
@@ -34,6 +35,19 @@ def max_in_window(times: Sequence[float], window: float) -> int:
             j += 1
         best = max(best, i - j + 1)
     return best
+
+
+@contextlib.asynccontextmanager
+async def replicas(prefix: str, n: int) -> AsyncIterator[list[RedisState]]:
+    """``n`` replicas' Redis states on the real Redis, under one test prefix."""
+    states = [RedisState(REDIS_URL, prefix=prefix) for _ in range(n)]
+    for s in states:
+        await s.start()
+    try:
+        yield states
+    finally:
+        for s in states:
+            await s.stop()
 
 
 def limit(max_requests: int, window_ms: int, **kw: object) -> RateLimitConfig:
@@ -70,10 +84,7 @@ async def test_no_slot_before_the_deadline_fails_with_retry_after() -> None:
 
 
 async def test_replicas_share_one_window_on_redis(redis_prefix: str) -> None:
-    states = [RedisState(REDIS_URL, prefix=redis_prefix) for _ in range(3)]
-    for s in states:
-        await s.start()
-    try:
+    async with replicas(redis_prefix, 3) as states:
         limiters = [ProviderRateLimiter("gitea", limit(6, 250), s) for s in states]
         times = await take_all(limiters, 18, deadline=3.0)
         # The sum over the three replicas, not 6 each: 18 calls need two more windows after the
@@ -85,9 +96,6 @@ async def test_replicas_share_one_window_on_redis(redis_prefix: str) -> None:
         assert max_in_window(times, 0.17) <= 6
         snapshot = await limiters[0].snapshot()
         assert snapshot["scope"] == "global"
-    finally:
-        for s in states:
-            await s.stop()
 
 
 async def test_falls_back_to_a_local_window_when_redis_dies(private_redis: RedisServer) -> None:
@@ -108,10 +116,7 @@ async def test_falls_back_to_a_local_window_when_redis_dies(private_redis: Redis
 
 
 async def test_provider_headers_hold_every_replica_back(redis_prefix: str) -> None:
-    states = [RedisState(REDIS_URL, prefix=redis_prefix) for _ in range(2)]
-    for s in states:
-        await s.start()
-    try:
+    async with replicas(redis_prefix, 2) as states:
         a, b = (ProviderRateLimiter("gitea", limit(100, 1000), s) for s in states)
 
         class Plugin:
@@ -126,9 +131,6 @@ async def test_provider_headers_hold_every_replica_back(redis_prefix: str) -> No
             Plugin.rate_limit = RateLimitState(retry_after=30, observed_at=time.time())
             await a.observe(Plugin())
             await b.acquire(_Call(0.5))  # type: ignore[arg-type]
-    finally:
-        for s in states:
-            await s.stop()
 
 
 @pytest.mark.usefixtures("no_redis")
@@ -173,10 +175,7 @@ def test_leases_only_for_high_limits() -> None:
 
 
 async def test_leases_take_slots_in_batches_and_keep_the_global_limit(redis_prefix: str) -> None:
-    states = [RedisState(REDIS_URL, prefix=redis_prefix) for _ in range(2)]
-    for s in states:
-        await s.start()
-    try:
+    async with replicas(redis_prefix, 2) as states:
         # Below the limit: 700 calls need far fewer than 700 round trips.
         roomy = [ProviderRateLimiter("roomy", limit(5000, 1000), s) for s in states]
         counters = [_CountingStorage(lim) for lim in roomy]
@@ -192,9 +191,6 @@ async def test_leases_take_slots_in_batches_and_keep_the_global_limit(redis_pref
         assert len(times) == 700
         assert max_in_window(times, 0.45) <= 200  # never more than the limit in any window
         assert times[-1] - times[0] >= 1.5 * 0.9  # 700 calls at 200 per 500 ms
-    finally:
-        for s in states:
-            await s.stop()
 
 
 async def test_an_idle_lease_expires_and_shrinks(redis_prefix: str) -> None:
