@@ -13,7 +13,9 @@ Figures (targets from the issue in brackets):
   included); ``l1_lookup_us`` — the cache lookup alone [L1 <= 20 us];
 * ``l2_hit_us`` — a whole ``Gateway.execute`` answered from Redis (L1 miss) [<= 300 us];
 * ``concurrent_1000_total_ms`` — 1000 concurrent calls to an upstream that answers in 100 ms,
-  through the pipeline; ``direct_concurrent_1000_total_ms`` — the same with httpx alone [<= 150 ms];
+  through the pipeline; ``direct_concurrent_1000_total_ms`` — the same with httpx alone on the
+  providers' pool [<= 150 ms]; ``httpcore_concurrent_1000_total_ms`` — the same through a plain
+  ``httpx.AsyncClient`` (httpcore's pool);
 * ``rss_mb`` — resident memory at 0, 250k, 500k and 1M requests through a gateway with a bounded
   L1 and an in-process provider (every request a new key, so L1 evicts all the time) [flat].
 
@@ -219,6 +221,20 @@ async def burst(slow_base: str, n: int = 1000) -> dict[str, float]:
         await g.stop()
 
 
+async def burst_httpcore(slow_base: str, n: int = 1000) -> dict[str, float]:
+    """The same burst through a plain ``httpx.AsyncClient`` (httpcore's pool), pool as wide: why
+    the providers run on aiohttp's pool (``mosaic.plugins.http_transport``)."""
+    limits = httpx.Limits(max_connections=2 * n, max_keepalive_connections=2 * n)
+    async with httpx.AsyncClient(base_url=slow_base + "/api/v1/", limits=limits) as plain:
+        tag = uuid.uuid4().hex[:6]
+        t = time.perf_counter()
+        answers = await asyncio.gather(*(plain.get(f"repos/acme/{tag}h{i}") for i in range(n)))
+        total_ms = (time.perf_counter() - t) * 1000
+    assert all(a.status_code == 200 for a in answers)
+    log(f"burst of {n} through httpcore's pool: {total_ms:.0f} ms")
+    return {"httpcore_concurrent_1000_total_ms": round(total_ms, 1)}
+
+
 class InProcessGit(ProviderPlugin):
     """A provider without I/O, so that the memory run measures the gateway only."""
 
@@ -283,6 +299,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         figures.update(await latency(fast_url, args.latency_requests))
         figures.update(await hits(fast_url))
         figures.update(await burst(slow_url))
+        if not args.skip_httpcore:
+            figures.update(await burst_httpcore(slow_url))
         if args.memory_requests:
             figures.update(await memory(args.memory_requests))
     finally:
@@ -297,5 +315,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Gateway pipeline benchmarks")
     parser.add_argument("--latency-requests", type=int, default=2000)
     parser.add_argument("--memory-requests", type=int, default=1_000_000)
+    parser.add_argument("--skip-httpcore", action="store_true",
+                        help="skip the plain-httpx burst (it takes 10-20 s)")
     result = asyncio.run(main(parser.parse_args()))
     print(orjson.dumps(result).decode(), flush=True)
