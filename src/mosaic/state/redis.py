@@ -37,6 +37,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import MaxConnectionsError, RedisError, ResponseError
 
 from mosaic.errors import ConfigError
+from mosaic.security.redaction import redact_text
 
 log = logging.getLogger("mosaic.state.redis")
 
@@ -109,8 +110,8 @@ class RedisState:
             return cls(url if url is not None else Settings().redis_url,
                        prefix=prefix or os.environ.get("MOSAIC_REDIS_PREFIX") or DEFAULT_PREFIX,
                        op_timeout=int(timeout_ms) / 1000)
-        except ValueError as exc:  # redis-py's URL parser; its messages never include the URL
-            raise ConfigError([f"environment variable MOSAIC_REDIS_URL: {exc}"]) from None
+        except ValueError as exc:  # redis-py's URL parser: masked in case a message quotes the URL
+            raise ConfigError([f"environment variable MOSAIC_REDIS_URL: {redact_text(str(exc))}"]) from None
 
     # -- state ------------------------------------------------------------------
     @property
